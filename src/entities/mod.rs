@@ -1,0 +1,2 @@
+//! SeaORM entities: the shape of each table, nothing more.
+pub mod users;

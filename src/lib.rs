@@ -1,0 +1,16 @@
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod entities;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod repo;
+pub mod routes;
+pub mod session;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod templates;

@@ -1,0 +1,91 @@
+//! Routes mounted only in tests (`Settings::test_hooks`): a session write with a widened load–save window.
+use std::time::Duration;
+
+use axum::{
+    Json, Router,
+    extract::{Path, Query},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    auth::CurrentUser,
+    error::AppError,
+    session::{Session, SessionKey},
+    state::AppState,
+};
+
+pub struct TestKeyA;
+impl SessionKey for TestKeyA {
+    const NAME: &'static str = "test.a";
+    type Value = String;
+}
+
+pub struct TestKeyB;
+impl SessionKey for TestKeyB {
+    const NAME: &'static str = "test.b";
+    type Value = String;
+}
+
+pub struct TestList;
+impl SessionKey for TestList {
+    const NAME: &'static str = "test.list";
+    type Value = Vec<String>;
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/_test/session", get(read))
+        .route("/_test/session/{slot}", post(write))
+        .route("/_test/session-list", post(append))
+}
+
+#[derive(Deserialize)]
+struct WriteQuery {
+    value: String,
+    #[serde(default)]
+    delay_ms: u64,
+}
+
+/// Loads the session, waits, then sets key `test.a` or `test.b`: two of these
+/// in flight on one session overlap between load and save.
+async fn write(
+    _user: CurrentUser,
+    session: Session,
+    Path(slot): Path<String>,
+    Query(query): Query<WriteQuery>,
+) -> Result<Json<Value>, AppError> {
+    tokio::time::sleep(Duration::from_millis(query.delay_ms.min(5_000))).await;
+    match slot.as_str() {
+        "a" => session.insert::<TestKeyA>(&query.value).await?,
+        "b" => session.insert::<TestKeyB>(&query.value).await?,
+        _ => return Err(AppError::NotFound),
+    }
+    Ok(Json(json!({"ok": true})))
+}
+
+/// Appends to `test.list` with update-with-retry, after a delay.
+async fn append(
+    _user: CurrentUser,
+    session: Session,
+    Query(query): Query<WriteQuery>,
+) -> Result<Json<Value>, AppError> {
+    tokio::time::sleep(Duration::from_millis(query.delay_ms.min(5_000))).await;
+    let list = session
+        .update::<TestList>(|list| {
+            let mut list = list.unwrap_or_default();
+            list.push(query.value.clone());
+            list
+        })
+        .await?;
+    Ok(Json(json!({"list": list})))
+}
+
+async fn read(_user: CurrentUser, session: Session) -> Result<Json<Value>, AppError> {
+    Ok(Json(json!({
+        "a": session.get::<TestKeyA>().await?,
+        "b": session.get::<TestKeyB>().await?,
+        "list": session.get::<TestList>().await?,
+    })))
+}

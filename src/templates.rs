@@ -1,0 +1,73 @@
+//! Tera templates, compiled into the binary so a deployment is one file.
+use std::sync::LazyLock;
+
+use axum::{http::StatusCode, response::Html};
+use serde::Serialize;
+use tera::{Context, Tera};
+
+/// Every template, by name. Names keep the `.html` suffix: Tera escapes
+/// HTML by suffix, and that must never be switched off.
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("error.html", include_str!("../templates/error.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    (
+        "dashboard.html",
+        include_str!("../templates/dashboard.html"),
+    ),
+    (
+        "account/password.html",
+        include_str!("../templates/account/password.html"),
+    ),
+];
+
+static TERA: LazyLock<Tera> = LazyLock::new(|| {
+    let mut tera = Tera::new();
+    tera.add_raw_templates(TEMPLATES.iter().copied())
+        .expect("templates are checked by the unit test below");
+    tera
+});
+
+/// Renders a page. A template error is a bug; it becomes a 500 with the cause logged.
+pub fn render(
+    name: &str,
+    context: &impl Serialize,
+) -> Result<Html<String>, crate::error::AppError> {
+    let context = Context::from_serialize(context)
+        .map_err(|e| anyhow::anyhow!("template context for {name}: {e}"))?;
+    TERA.render(name, &context)
+        .map(Html)
+        .map_err(|e| crate::error::AppError::Internal(anyhow::anyhow!("rendering {name}: {e:?}")))
+}
+
+/// The site's error page. Falls back to plain text if the template itself fails.
+pub fn error_page(status: StatusCode, message: &str) -> String {
+    let mut context = Context::new();
+    context.insert("status", &status.as_u16());
+    context.insert("title", status.canonical_reason().unwrap_or("Error"));
+    context.insert("message", message);
+    TERA.render("error.html", &context).unwrap_or_else(|e| {
+        tracing::error!(error = ?e, "error page failed to render");
+        let mut escaped = Vec::new();
+        let _ = tera::escape_html(message, &mut escaped);
+        format!("{} {}", status.as_u16(), String::from_utf8_lossy(&escaped))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses() {
+        let mut tera = Tera::new();
+        tera.add_raw_templates(TEMPLATES.iter().copied()).unwrap();
+    }
+
+    #[test]
+    fn error_page_escapes_its_message() {
+        let page = error_page(StatusCode::NOT_FOUND, "<script>alert(1)</script>");
+        assert!(page.contains("&lt;script&gt;"), "{page}");
+        assert!(!page.contains("<script>alert"), "{page}");
+    }
+}
