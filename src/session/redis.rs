@@ -89,6 +89,18 @@ impl RedisSessionStore {
         }
     }
 
+    /// Loads the scripts ahead of the first request, so that no request
+    /// pays for a `NOSCRIPT` round trip. Harmless if Redis is not up yet.
+    pub async fn preload(&self) {
+        let client = self.pool.next();
+        for script in [&self.save, &self.create, &self.delete] {
+            let source = script.lua().cloned().unwrap_or_default();
+            if let Err(err) = client.script_load::<String, _>(source).await {
+                tracing::debug!(%err, "could not preload a session script yet");
+            }
+        }
+    }
+
     /// `{prefix}:s:{id}`: the braces make the id a Redis Cluster hash tag,
     /// so the hash and its tombstone share a slot and one script may touch both.
     fn keys(&self, id: &SessionId) -> Vec<String> {

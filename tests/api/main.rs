@@ -1,0 +1,9 @@
+//! Black-box tests against real servers: PostgreSQL + Redis with several instances, and the embedded pair.
+mod helpers;
+
+mod login;
+mod races;
+mod redis_outage;
+mod round_trips;
+mod session_store;
+mod sessions;
