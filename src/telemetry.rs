@@ -121,8 +121,9 @@ pub fn build(
         .fmt_fields(Fields::<2>::new())
         .with_ansi(false)
         .with_writer(sessions_writer)
+        // Spans pass so each line carries its request's id and route.
         .with_filter(FilterFn::new(|meta| {
-            meta.target() == SESSION_TARGET && *meta.level() <= Level::WARN
+            meta.is_span() || (meta.target() == SESSION_TARGET && *meta.level() <= Level::WARN)
         }));
 
     let console_layer = (console == Console::On).then(|| {

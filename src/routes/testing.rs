@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/_test/session", get(read))
         .route("/_test/session/{slot}", post(write))
+        .route("/api/v1/_test/session/{slot}", post(write))
         .route("/_test/session-list", post(append))
 }
 

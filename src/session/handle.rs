@@ -138,13 +138,7 @@ impl OptimisticSession {
         }
         if let Some(id) = self.inner.cookie_id {
             self.inner.metrics.loads.inc();
-            match self
-                .inner
-                .store
-                .load(&id)
-                .await
-                .map_err(|e| self.store_failed(e))?
-            {
+            match self.call(self.inner.store.load(&id)).await? {
                 Some(loaded) => {
                     state.id = Some(id);
                     state.entries = loaded.entries;
@@ -155,12 +149,7 @@ impl OptimisticSession {
                     // anonymously. If a logout or login removed it, this
                     // request raced that and is reported as interrupted.
                     state.stale_cookie = true;
-                    let why = self
-                        .inner
-                        .store
-                        .gone_reason(&id)
-                        .await
-                        .map_err(|e| self.store_failed(e))?;
+                    let why = self.call(self.inner.store.gone_reason(&id)).await?;
                     if why != Gone::Expired {
                         state.interrupted = Some(why);
                     }
@@ -171,9 +160,15 @@ impl OptimisticSession {
         Ok(state)
     }
 
-    fn store_failed(&self, err: StoreError) -> SessionError {
-        self.inner.metrics.store_errors.inc();
-        SessionError::Unavailable(err)
+    /// Awaits a store call, counting a failure and turning it into a 503.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, SessionError> {
+        call.await.map_err(|err| {
+            self.inner.metrics.store_errors.inc();
+            SessionError::Unavailable(err)
+        })
     }
 
     /// The JSON text of `key`, as this request sees it.
@@ -215,11 +210,8 @@ impl OptimisticSession {
     pub async fn delete(&self) -> Result<(), SessionError> {
         let mut state = self.state().await?;
         if let Some(id) = state.id.take() {
-            self.inner
-                .store
-                .delete(&id, Gone::Deleted)
-                .await
-                .map_err(|e| self.store_failed(e))?;
+            self.call(self.inner.store.delete(&id, Gone::Deleted))
+                .await?;
         }
         state.entries.clear();
         state.pending.clear();
@@ -263,11 +255,8 @@ impl OptimisticSession {
             };
             self.inner.metrics.saves.inc();
             let outcome = self
-                .inner
-                .store
-                .save(&id, &[change], self.inner.idle)
-                .await
-                .map_err(|e| self.store_failed(e))?;
+                .call(self.inner.store.save(&id, &[change], self.inner.idle))
+                .await?;
             match outcome {
                 SaveOutcome::Saved { conflicts } if conflicts.is_empty() => {
                     state.entries.insert(
@@ -284,21 +273,10 @@ impl OptimisticSession {
                 SaveOutcome::Saved { .. } => {
                     self.inner.metrics.update_retries.inc();
                     tracing::debug!(target: "bursar::session", key, attempt, "update-with-retry lost a race; re-reading");
-                    current = match self
-                        .inner
-                        .store
-                        .load_key(&id, key)
-                        .await
-                        .map_err(|e| self.store_failed(e))?
-                    {
+                    current = match self.call(self.inner.store.load_key(&id, key)).await? {
                         Some(entry) => entry,
                         None => {
-                            let why = self
-                                .inner
-                                .store
-                                .gone_reason(&id)
-                                .await
-                                .map_err(|e| self.store_failed(e))?;
+                            let why = self.call(self.inner.store.gone_reason(&id)).await?;
                             state.interrupted = Some(why);
                             return Err(SessionError::Interrupted(why));
                         }
@@ -346,11 +324,8 @@ impl OptimisticSession {
             if let Some(old) = state.id.take() {
                 // Retire the old id first: if anything below fails, the old
                 // session is already unusable, which is the safe way round.
-                self.inner
-                    .store
-                    .delete(&old, Gone::Cycled)
-                    .await
-                    .map_err(|e| self.store_failed(e))?;
+                self.call(self.inner.store.delete(&old, Gone::Cycled))
+                    .await?;
             }
             if values.is_empty() {
                 let cookie = if state.stale_cookie || state.cycle {
@@ -367,11 +342,8 @@ impl OptimisticSession {
                 let id = SessionId::default();
                 self.inner.metrics.saves.inc();
                 if self
-                    .inner
-                    .store
-                    .create(&id, &values, idle)
-                    .await
-                    .map_err(|e| self.store_failed(e))?
+                    .call(self.inner.store.create(&id, &values, idle))
+                    .await?
                 {
                     state.id = Some(id);
                     state.cycle = false;
@@ -405,11 +377,8 @@ impl OptimisticSession {
 
         self.inner.metrics.saves.inc();
         let outcome = self
-            .inner
-            .store
-            .save(&id, &changes, idle)
-            .await
-            .map_err(|e| self.store_failed(e))?;
+            .call(self.inner.store.save(&id, &changes, idle))
+            .await?;
         match outcome {
             SaveOutcome::Saved { conflicts } => {
                 for key in &conflicts {

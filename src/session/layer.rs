@@ -118,7 +118,7 @@ pub async fn optimistic_sessions(
             instance = %config.instance,
             session = session_hash,
             reason = why.as_str(),
-            "session ended while the request ran; its session changes were dropped"
+            "session interrupted: it ended while the request was in flight"
         );
         // The login page itself is served as asked (redirecting it to
         // itself would loop); everything else goes to the login page.

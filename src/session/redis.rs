@@ -103,10 +103,17 @@ impl RedisSessionStore {
 
     /// `{prefix}:s:{id}`: the braces make the id a Redis Cluster hash tag,
     /// so the hash and its tombstone share a slot and one script may touch both.
+    fn hash_key(&self, id: &SessionId) -> String {
+        format!("{}:s:{{{id}}}", self.prefix)
+    }
+
+    fn tombstone_key(&self, id: &SessionId) -> String {
+        format!("{}:gone", self.hash_key(id))
+    }
+
+    /// The KEYS of every session script: the hash, then its tombstone.
     fn keys(&self, id: &SessionId) -> Vec<String> {
-        let hash = format!("{}:s:{{{id}}}", self.prefix);
-        let tombstone = format!("{hash}:gone");
-        vec![hash, tombstone]
+        vec![self.hash_key(id), self.tombstone_key(id)]
     }
 
     /// `EVALSHA`, loading the script once if the server does not know it yet
@@ -174,7 +181,7 @@ fn parse_fields(fields: HashMap<String, String>) -> LoadedSession {
 #[async_trait]
 impl SessionStore for RedisSessionStore {
     async fn load(&self, id: &SessionId) -> Result<Option<LoadedSession>, StoreError> {
-        let [hash, _] = <[String; 2]>::try_from(self.keys(id)).expect("two keys");
+        let hash = self.hash_key(id);
         let fields: HashMap<String, String> = self.pool.hgetall(hash).await?;
         if fields.is_empty() {
             return Ok(None);
@@ -183,7 +190,7 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn load_key(&self, id: &SessionId, key: &str) -> Result<Option<Entry>, StoreError> {
-        let [hash, _] = <[String; 2]>::try_from(self.keys(id)).expect("two keys");
+        let hash = self.hash_key(id);
         let fields = vec![
             format!("{VALUE}{key}"),
             format!("{VERSION}{key}"),
@@ -201,7 +208,7 @@ impl SessionStore for RedisSessionStore {
     }
 
     async fn gone_reason(&self, id: &SessionId) -> Result<Gone, StoreError> {
-        let [_, tombstone] = <[String; 2]>::try_from(self.keys(id)).expect("two keys");
+        let tombstone = self.tombstone_key(id);
         let why: Option<String> = self.pool.get(tombstone).await?;
         Ok(why.as_deref().map(Gone::parse).unwrap_or(Gone::Expired))
     }

@@ -341,6 +341,15 @@ impl TestApp {
         }
     }
 
+    /// A server this test did not start in-process (a child process).
+    pub fn external(address: String, instance: String) -> Self {
+        TestApp {
+            address,
+            instance,
+            stop: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

@@ -1,6 +1,7 @@
 //! Black-box tests against real servers: PostgreSQL + Redis with several instances, and the embedded pair.
 mod helpers;
 
+mod cli;
 mod login;
 mod races;
 mod redis_outage;
