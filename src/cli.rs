@@ -12,6 +12,7 @@ use crate::{
     config::Settings,
     db,
     domain::{NewPassword, Role, Username},
+    ledger::seed::SeedOptions,
     repo::users,
     startup::Application,
     telemetry::{self, Console},
@@ -36,6 +37,25 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Create a user; the password is the first line of standard input.
     CreateUser(CreateUserArgs),
+    /// Fill an empty database with deterministic demo data.
+    Seed(SeedArgs),
+    /// Recompute every balance and total from the ledger; exit 1 on any mismatch.
+    CheckLedger(DatabaseArgs),
+}
+
+#[derive(Args)]
+pub struct SeedArgs {
+    /// How many students.
+    #[arg(long)]
+    pub students: u64,
+    /// Payments per student.
+    #[arg(long, default_value_t = 3)]
+    pub payments_per_student: u64,
+    /// Random seed: the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 #[derive(Args, Default)]
@@ -113,6 +133,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Serve(args) => args.apply(&mut settings),
         Command::Migrate(args) => args.apply(&mut settings),
         Command::CreateUser(args) => args.database.apply(&mut settings),
+        Command::Seed(args) => args.database.apply(&mut settings),
+        Command::CheckLedger(args) => args.apply(&mut settings),
     }
     // The guard flushes the log files when `run` returns.
     let _telemetry = match telemetry::init(&settings.log, Console::On) {
@@ -128,6 +150,12 @@ pub async fn run(cli: Cli) -> ExitCode {
             tracing::info!("migrations applied");
         }),
         Command::CreateUser(args) => create_user(&settings, &args).await,
+        Command::Seed(args) => seed(&settings, &args).await,
+        Command::CheckLedger(_) => match check_ledger(&settings).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(err) => Err(err),
+        },
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -174,4 +202,44 @@ async fn create_user(settings: &Settings, args: &CreateUserArgs) -> anyhow::Resu
         }
         None => bail!("the username {username} is taken"),
     }
+}
+
+async fn seed(settings: &Settings, args: &SeedArgs) -> anyhow::Result<()> {
+    db::migrate(settings).await?;
+    let db = db::connect(settings).await?;
+    crate::startup::create_first_admin(&db).await?;
+    let user = users::first(&db)
+        .await?
+        .context("no user to attribute the data to")?;
+    let options = SeedOptions {
+        students: args.students,
+        payments_per_student: args.payments_per_student,
+        seed: args.seed,
+    };
+    let summary = crate::ledger::seed::seed(&db, user.id, options).await?;
+    println!(
+        "Seeded {} students, {} charges and {} payments in {:.1} s (seed {})",
+        summary.students,
+        summary.charges,
+        summary.payments,
+        summary.elapsed.as_secs_f64(),
+        args.seed
+    );
+    Ok(())
+}
+
+/// Prints the report; `Ok(false)` when the ledger disagrees with itself.
+async fn check_ledger(settings: &Settings) -> anyhow::Result<bool> {
+    let db = db::connect(settings).await?;
+    let started = std::time::Instant::now();
+    let report = crate::ledger::check::check(&db).await?;
+    println!("{report}");
+    println!("checked in {:.2} s", started.elapsed().as_secs_f64());
+    if !report.is_clean() {
+        tracing::error!(
+            problems = report.mismatches.len(),
+            "check-ledger found mismatches"
+        );
+    }
+    Ok(report.is_clean())
 }

@@ -6,6 +6,7 @@ pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod extract;
+pub mod ledger;
 pub mod metrics;
 pub mod repo;
 pub mod routes;

@@ -242,7 +242,7 @@ pub async fn connect_redis(url: &str, settings: &Settings) -> anyhow::Result<Poo
 
 /// On the very first start there is nobody to sign in as: create `admin`
 /// with a random password, shown once on the console and never logged.
-async fn create_first_admin(db: &DatabaseConnection) -> anyhow::Result<()> {
+pub async fn create_first_admin(db: &DatabaseConnection) -> anyhow::Result<()> {
     if users::count(db).await? > 0 {
         return Ok(());
     }

@@ -38,6 +38,11 @@ pub async fn count(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
     Users::find().count(db).await
 }
 
+/// The oldest account: who seeded data is attributed to.
+pub async fn first(db: &DatabaseConnection) -> Result<Option<User>, sea_orm::DbErr> {
+    Users::find().order_by_asc(users::Column::Id).one(db).await
+}
+
 pub async fn list(db: &DatabaseConnection) -> Result<Vec<User>, sea_orm::DbErr> {
     Users::find()
         .order_by_asc(users::Column::Username)
