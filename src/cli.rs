@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Do not apply pending migrations at start.
     #[arg(long)]
     pub no_migrate: bool,
+    /// Seed a few hundred demo students when the database has none.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Args)]
@@ -117,6 +120,7 @@ impl ServeArgs {
             settings.instance_id = id.clone();
         }
         settings.migrate = !self.no_migrate;
+        settings.demo = self.demo;
     }
 }
 

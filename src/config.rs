@@ -88,6 +88,8 @@ pub struct Settings {
     pub session_store: SessionStoreKind,
     /// Apply pending migrations at start (`serve --no-migrate` turns it off).
     pub migrate: bool,
+    /// Seed demo data into a database with no students (`serve --demo`).
+    pub demo: bool,
     /// Mount the routes the race tests use to widen the load–save window.
     /// Never set from the environment: only tests turn it on.
     pub test_hooks: bool,
@@ -178,6 +180,7 @@ impl Settings {
                 .unwrap_or("optimistic")
                 .parse()?,
             migrate: true,
+            demo: false,
             test_hooks: false,
         })
     }
@@ -221,6 +224,7 @@ impl fmt::Debug for Settings {
             .field("currency", &self.currency)
             .field("session_store", &self.session_store)
             .field("migrate", &self.migrate)
+            .field("demo", &self.demo)
             .finish()
     }
 }

@@ -36,6 +36,11 @@ pub enum AppError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("{message}")]
+    Duplicate {
+        field: &'static str,
+        message: String,
+    },
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -71,7 +76,9 @@ impl AppError {
             AppError::SessionInterrupted => (StatusCode::UNAUTHORIZED, "session_interrupted"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
-            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::Conflict(_) | AppError::Duplicate { .. } => {
+                (StatusCode::CONFLICT, "conflict")
+            }
             AppError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             AppError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -96,6 +103,9 @@ impl AppError {
             message,
             fields: match self {
                 AppError::Validation { fields, .. } => fields.clone(),
+                AppError::Duplicate { field, message } => {
+                    BTreeMap::from([(field.to_string(), message.clone())])
+                }
                 _ => BTreeMap::new(),
             },
             next: match self {

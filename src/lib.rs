@@ -5,6 +5,7 @@ pub mod db;
 pub mod domain;
 pub mod entities;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod ledger;
 pub mod metrics;

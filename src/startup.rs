@@ -67,6 +67,9 @@ impl Application {
         }
         let db = db::connect(&settings).await?;
         create_first_admin(&db).await?;
+        if settings.demo {
+            seed_demo(&db).await?;
+        }
 
         let redis = match &settings.redis_url {
             Some(url) => Some(connect_redis(url, &settings).await?),
@@ -260,6 +263,33 @@ pub async fn create_first_admin(db: &DatabaseConnection) -> anyhow::Result<()> {
         println!("  Password: {password}");
         println!("  It is shown only this once. Sign in and change it at /account/password.");
         println!();
+    }
+    Ok(())
+}
+
+/// `serve --demo`: a few hundred students with a year of charges and
+/// payments, unless the school already has students.
+async fn seed_demo(db: &DatabaseConnection) -> anyhow::Result<()> {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    if crate::entities::students::Entity::find().count(db).await? > 0 {
+        return Ok(());
+    }
+    let Some(user) = users::first(db).await? else {
+        return Ok(());
+    };
+    let options = crate::ledger::seed::SeedOptions {
+        students: 300,
+        payments_per_student: 4,
+        seed: 2026,
+    };
+    match crate::ledger::seed::seed(db, user.id, options).await {
+        Ok(summary) => tracing::info!(
+            students = summary.students,
+            payments = summary.payments,
+            "seeded demo data"
+        ),
+        // Another instance seeding at the same moment wins; that is fine.
+        Err(err) => tracing::warn!(error = %err, "demo data not seeded"),
     }
     Ok(())
 }

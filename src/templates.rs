@@ -19,6 +19,38 @@ const TEMPLATES: &[(&str, &str)] = &[
         "account/password.html",
         include_str!("../templates/account/password.html"),
     ),
+    (
+        "partials/pager.html",
+        include_str!("../templates/partials/pager.html"),
+    ),
+    (
+        "students/list.html",
+        include_str!("../templates/students/list.html"),
+    ),
+    (
+        "students/show.html",
+        include_str!("../templates/students/show.html"),
+    ),
+    (
+        "students/form.html",
+        include_str!("../templates/students/form.html"),
+    ),
+    (
+        "students/import.html",
+        include_str!("../templates/students/import.html"),
+    ),
+    (
+        "payments/list.html",
+        include_str!("../templates/payments/list.html"),
+    ),
+    (
+        "payments/receipt.html",
+        include_str!("../templates/payments/receipt.html"),
+    ),
+    (
+        "users/list.html",
+        include_str!("../templates/users/list.html"),
+    ),
 ];
 
 static TERA: LazyLock<Tera> = LazyLock::new(|| {
@@ -57,6 +89,34 @@ pub fn error_page(status: StatusCode, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_template_file_is_registered() {
+        let mut files = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(
+                        path.strip_prefix(&root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .replace('\\', "/"),
+                    );
+                }
+            }
+        }
+        for file in files {
+            assert!(
+                TEMPLATES.iter().any(|(name, _)| *name == file),
+                "templates/{file} is not in TEMPLATES"
+            );
+        }
+    }
 
     #[test]
     fn every_template_parses() {

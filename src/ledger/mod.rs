@@ -21,6 +21,12 @@ pub enum LedgerError {
     Invalid(BTreeMap<String, String>),
     #[error("{0}")]
     Conflict(String),
+    /// A unique value (an admission number) that is already taken.
+    #[error("{message}")]
+    Duplicate {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
 }
@@ -28,6 +34,17 @@ pub enum LedgerError {
 impl LedgerError {
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         LedgerError::Invalid(BTreeMap::from([(field.to_string(), message.into())]))
+    }
+
+    /// Field → message, for re-rendering a form; `None` for other errors.
+    pub fn field_errors(&self) -> Option<BTreeMap<String, String>> {
+        match self {
+            LedgerError::Invalid(fields) => Some(fields.clone()),
+            LedgerError::Duplicate { field, message } => {
+                Some(BTreeMap::from([(field.to_string(), message.clone())]))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -40,6 +57,7 @@ impl From<LedgerError> for AppError {
                 fields,
             },
             LedgerError::Conflict(message) => AppError::Conflict(message),
+            LedgerError::Duplicate { field, message } => AppError::Duplicate { field, message },
             LedgerError::Db(err) => AppError::from(err),
         }
     }

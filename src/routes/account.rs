@@ -4,24 +4,22 @@ use std::collections::BTreeMap;
 use axum::{
     Router,
     extract::State,
-    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
 use serde::Deserialize;
 use serde_json::json;
 
-use super::page::{flash, render_page};
+use super::page::Page;
 use crate::{
     auth::{
-        CsrfForm, CurrentUser,
+        CsrfForm,
         password::{hash_password, verify_password},
         user::{AuthFingerprint, fingerprint},
     },
     domain::NewPassword,
     error::AppError,
     repo::users,
-    session::Session,
     state::AppState,
 };
 
@@ -32,15 +30,14 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-async fn password_page(user: CurrentUser, session: Session) -> Result<Response, AppError> {
-    Ok(render_page(
-        &session,
-        &user,
-        "account/password.html",
-        json!({"title": "Change password", "errors": {}}),
-    )
-    .await?
-    .into_response())
+async fn password_page(page: Page) -> Result<Response, AppError> {
+    Ok(page
+        .render(
+            "account/password.html",
+            json!({"title": "Change password", "errors": {}}),
+        )
+        .await?
+        .into_response())
 }
 
 // No Debug: it holds passwords.
@@ -58,12 +55,11 @@ struct PasswordForm {
 /// session of this user ends at its next request (S6).
 async fn change_password(
     State(state): State<AppState>,
-    user: CurrentUser,
-    session: Session,
+    page: Page,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, AppError> {
     let mut errors = BTreeMap::new();
-    let account = users::find_by_id(&state.db, user.id)
+    let account = users::find_by_id(&state.db, page.user.id)
         .await?
         .ok_or(AppError::SignInRequired { next: None })?;
     let new_password = match NewPassword::parse(form.new_password) {
@@ -88,27 +84,20 @@ async fn change_password(
         );
     }
     let Some(new_password) = new_password.filter(|_| errors.is_empty()) else {
-        let mut page = render_page(
-            &session,
-            &user,
-            "account/password.html",
-            json!({"title": "Change password", "errors": errors}),
-        )
-        .await?
-        .into_response();
-        *page.status_mut() = StatusCode::BAD_REQUEST;
-        return Ok(page);
+        return page
+            .render_invalid(
+                "account/password.html",
+                json!({"title": "Change password", "errors": errors}),
+            )
+            .await;
     };
     let hash = hash_password(new_password.expose().to_string()).await?;
     let updated = users::set_password_hash(&state.db, &account, hash).await?;
-    session
+    page.session
         .insert::<AuthFingerprint>(&fingerprint(&updated))
         .await?;
-    tracing::info!(user_id = user.id, "password changed");
-    flash(
-        &session,
-        "Your password has been changed. Other sessions have been signed out.",
-    )
-    .await?;
+    tracing::info!(user_id = page.user.id, "password changed");
+    page.flash("Your password has been changed. Other sessions have been signed out.")
+        .await?;
     Ok(Redirect::to("/dashboard/").into_response())
 }

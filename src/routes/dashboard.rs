@@ -1,20 +1,77 @@
-//! `/dashboard/`: the first page after signing in.
-use axum::{Router, response::Html, routing::get};
+//! `/dashboard/`: the school's figures at a glance.
+use axum::{Router, extract::State, response::Html, routing::get};
+use serde::Serialize;
 use serde_json::json;
 
-use super::page::render_page;
-use crate::{auth::CurrentUser, error::AppError, session::Session, state::AppState};
+use super::{page::Page, students::RecentStudents};
+use crate::{
+    domain::Money,
+    error::AppError,
+    ledger::dashboard::{self, MonthTotal},
+    state::AppState,
+};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/dashboard/", get(dashboard))
+    Router::new().route("/dashboard/", get(show))
 }
 
-async fn dashboard(user: CurrentUser, session: Session) -> Result<Html<String>, AppError> {
-    render_page(
-        &session,
-        &user,
+/// One bar of the monthly collections chart, laid out on the server.
+#[derive(Serialize)]
+struct Bar {
+    x: u32,
+    y: u32,
+    height: u32,
+    label: String,
+    amount: String,
+}
+
+const CHART_HEIGHT: u32 = 160;
+const BAR_PITCH: u32 = 44;
+
+fn bars(months: &[MonthTotal]) -> Vec<Bar> {
+    let top = months.iter().map(|m| m.paid).max().unwrap_or(Money::ZERO);
+    months
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            // Integer arithmetic on minor units: the chart is exact too.
+            let height = if top.is_positive() && m.paid.is_positive() {
+                ((m.paid.minor_units().max(0) as i128 * i128::from(CHART_HEIGHT))
+                    / top.minor_units() as i128)
+                    .max(1) as u32
+            } else {
+                0
+            };
+            Bar {
+                x: i as u32 * BAR_PITCH + 8,
+                y: CHART_HEIGHT - height + 10,
+                height,
+                label: m.label.split(' ').next().unwrap_or_default().to_string(),
+                amount: m.paid.grouped(),
+            }
+        })
+        .collect()
+}
+
+async fn show(State(state): State<AppState>, page: Page) -> Result<Html<String>, AppError> {
+    let figures = dashboard::load(&state.db, 12).await?;
+    let recent = page
+        .session
+        .get::<RecentStudents>()
+        .await?
+        .unwrap_or_default();
+    let chart = bars(&figures.monthly);
+    page.render(
         "dashboard.html",
-        json!({"title": "Dashboard"}),
+        json!({
+            "title": "Dashboard",
+            "nav": "dashboard",
+            "figures": figures,
+            "chart": chart,
+            "chart_width": chart.len() as u32 * BAR_PITCH + 16,
+            "chart_height": CHART_HEIGHT + 40,
+            "recent_students": recent,
+        }),
     )
     .await
 }

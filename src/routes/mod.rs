@@ -6,7 +6,11 @@ pub mod dashboard;
 pub mod health;
 pub mod login;
 pub mod page;
+pub mod payments;
+pub mod query;
+pub mod students;
 pub mod testing;
+pub mod users;
 
 use axum::Router;
 
@@ -19,6 +23,9 @@ pub fn router(test_hooks: bool) -> Router<AppState> {
         .merge(login::router())
         .merge(dashboard::router())
         .merge(account::router())
+        .merge(students::router())
+        .merge(payments::router())
+        .merge(users::router())
         .nest("/api/v1", api::router());
     if test_hooks {
         router.merge(testing::router())

@@ -1,12 +1,18 @@
 //! What every signed-in page shows around its content: the user, the logout form, the flash message.
-use axum::response::Html;
+use axum::{
+    extract::{FromRequestParts, Path},
+    http::request::Parts,
+    response::{Html, IntoResponse, Response},
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
     auth::{CurrentUser, csrf::token_for},
+    domain::Role,
     error::AppError,
     session::{Session, SessionKey},
+    state::AppState,
     templates,
 };
 
@@ -17,34 +23,98 @@ impl SessionKey for Flash {
     type Value = String;
 }
 
-/// Leaves a message for the next page this session renders.
-pub async fn flash(session: &Session, message: &str) -> Result<(), AppError> {
-    session.insert::<Flash>(&message.to_string()).await?;
-    Ok(())
+/// A signed-in page being built: who is asking, their session, and what
+/// the layout needs.
+pub struct Page {
+    pub user: CurrentUser,
+    pub session: Session,
+    currency: String,
 }
 
-/// Renders `template` inside the site layout for a signed-in user. `content`
-/// is the page's own context (a JSON object).
-pub async fn render_page(
-    session: &Session,
-    user: &CurrentUser,
-    template: &str,
-    content: impl Serialize,
-) -> Result<Html<String>, AppError> {
-    let csrf_token = token_for(session).await?;
-    // Reading the flash only writes the session when there was one to show.
-    let flash = session.get::<Flash>().await?;
-    if flash.is_some() {
-        session.remove::<Flash>().await?;
+impl FromRequestParts<AppState> for Page {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        let session = Session::from_request_parts(parts, state).await?;
+        Ok(Page {
+            user,
+            session,
+            currency: state.settings.currency.clone(),
+        })
     }
-    let mut context = serde_json::to_value(content).map_err(|e| AppError::Internal(e.into()))?;
-    if !context.is_object() {
-        context = json!({});
+}
+
+impl Page {
+    /// 403 unless the user's role allows at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), AppError> {
+        self.user.require(role)
     }
-    if let Value::Object(map) = &mut context {
-        map.insert("user".into(), json!(user));
-        map.insert("csrf_token".into(), json!(csrf_token));
-        map.insert("flash".into(), json!(flash));
+
+    /// Leaves a message for the next page this session renders.
+    pub async fn flash(&self, message: &str) -> Result<(), AppError> {
+        self.session.insert::<Flash>(&message.to_string()).await?;
+        Ok(())
     }
-    templates::render(template, &context)
+
+    /// Renders `template` inside the site layout. `content` is the page's
+    /// own context (a JSON object); `nav` marks the current section.
+    pub async fn render(
+        &self,
+        template: &str,
+        content: impl Serialize,
+    ) -> Result<Html<String>, AppError> {
+        let csrf_token = token_for(&self.session).await?;
+        // Reading the flash writes the session only when there was one.
+        let flash = self.session.get::<Flash>().await?;
+        if flash.is_some() {
+            self.session.remove::<Flash>().await?;
+        }
+        let mut context =
+            serde_json::to_value(content).map_err(|e| AppError::Internal(e.into()))?;
+        if !context.is_object() {
+            context = json!({});
+        }
+        if let Value::Object(map) = &mut context {
+            map.insert("user".into(), json!(self.user));
+            map.insert("can_write".into(), json!(self.user.role.can_write()));
+            map.insert("is_admin".into(), json!(self.user.role.can_manage_users()));
+            map.insert("csrf_token".into(), json!(csrf_token));
+            map.insert("flash".into(), json!(flash));
+            map.insert("currency".into(), json!(self.currency));
+        }
+        templates::render(template, &context)
+    }
+
+    /// The same page with a 400: a form that did not pass its checks.
+    pub async fn render_invalid(
+        &self,
+        template: &str,
+        content: impl Serialize,
+    ) -> Result<Response, AppError> {
+        let mut response = self.render(template, content).await?.into_response();
+        *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+        Ok(response)
+    }
+}
+
+/// A numeric id from the path; anything else is a 404, like an id that does not exist.
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::NotFound)?;
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Id)
+            .ok_or(AppError::NotFound)
+    }
 }
