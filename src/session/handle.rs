@@ -16,7 +16,7 @@ use super::{
 };
 
 /// How many times `update_with_retry` re-reads and tries again before giving up.
-const MAX_UPDATE_ATTEMPTS: usize = 8;
+const MAX_UPDATE_ATTEMPTS: usize = 16;
 
 /// What the session cookie needs once the handler has answered.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
@@ -272,6 +272,10 @@ impl OptimisticSession {
                 }
                 SaveOutcome::Saved { .. } => {
                     self.inner.metrics.update_retries.inc();
+                    // A short random pause spreads writers that collided,
+                    // so that they do not collide again in lockstep.
+                    let pause = rand::random_range(1..=2 * attempt as u64);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                     tracing::debug!(target: "bursar::session", key, attempt, "update-with-retry lost a race; re-reading");
                     current = match self.call(self.inner.store.load_key(&id, key)).await? {
                         Some(entry) => entry,

@@ -537,3 +537,106 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// A signed-in API client: the session cookie and its CSRF token.
+pub struct Api {
+    pub browser: Browser,
+    pub csrf: String,
+}
+
+impl Api {
+    pub async fn sign_in(app: &TestApp, creds: &Credentials) -> Api {
+        let browser = Browser::new();
+        let response = browser
+            .client
+            .post(app.url("/api/v1/login"))
+            .json(&serde_json::json!({"username": creds.username, "password": creds.password}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), StatusCode::OK, "API login");
+        let body: serde_json::Value = response.json().await.expect("json");
+        Api {
+            browser,
+            csrf: body["csrf_token"].as_str().expect("token").to_string(),
+        }
+    }
+
+    pub async fn get(&self, app: &TestApp, path: &str) -> reqwest::Response {
+        self.browser
+            .client
+            .get(app.url(path))
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    pub async fn post(
+        &self,
+        app: &TestApp,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.browser
+            .client
+            .post(app.url(path))
+            .header("x-csrf-token", &self.csrf)
+            .json(&body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Creates a student and returns its id.
+    pub async fn create_student(&self, app: &TestApp, admission_no: &str, first_name: &str) -> i64 {
+        let response = self
+            .post(
+                app,
+                "/api/v1/students",
+                serde_json::json!({"admission_no": admission_no, "first_name": first_name, "last_name": "Test", "class_name": "Grade 4"}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "create student {admission_no}"
+        );
+        response.json::<serde_json::Value>().await.expect("json")["id"]
+            .as_i64()
+            .expect("id")
+    }
+
+    pub async fn charge(&self, app: &TestApp, student: i64, amount: &str) -> reqwest::Response {
+        self.post(
+            app,
+            &format!("/api/v1/students/{student}/charges"),
+            serde_json::json!({"amount": amount, "description": "Fees"}),
+        )
+        .await
+    }
+
+    pub async fn pay(
+        &self,
+        app: &TestApp,
+        student: i64,
+        amount: &str,
+        key: &str,
+    ) -> reqwest::Response {
+        self.browser
+            .client
+            .post(app.url(&format!("/api/v1/students/{student}/payments")))
+            .header("x-csrf-token", &self.csrf)
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({"amount": amount, "method": "cash", "reference": ""}))
+            .send()
+            .await
+            .expect("POST payment")
+    }
+
+    /// The student as the API shows it.
+    pub async fn student(&self, app: &TestApp, id: i64) -> serde_json::Value {
+        let response = self.get(app, &format!("/api/v1/students/{id}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("json")
+    }
+}

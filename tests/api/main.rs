@@ -2,6 +2,7 @@
 mod helpers;
 
 mod cli;
+mod ledger;
 mod login;
 mod races;
 mod redis_outage;
