@@ -53,12 +53,36 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-static TERA: LazyLock<Tera> = LazyLock::new(|| {
+/// `{{ amount | money }}`: "1234567.50" shown as "1,234,567.50". Money
+/// reaches templates as exact decimal strings; this only groups digits.
+fn money(text: &str, _: tera::Kwargs, _: &tera::State) -> String {
+    match text.parse::<rust_decimal::Decimal>() {
+        Ok(value) => crate::domain::Money::new(value).grouped(),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// `{{ created_at | when }}`: an RFC 3339 timestamp as "2026-12-04 09:30 UTC".
+fn when(text: &str, _: tera::Kwargs, _: &tera::State) -> String {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or_else(|_| text.to_string())
+}
+
+fn engine() -> Tera {
     let mut tera = Tera::new();
+    tera.register_filter("money", money);
+    tera.register_filter("when", when);
     tera.add_raw_templates(TEMPLATES.iter().copied())
         .expect("templates are checked by the unit test below");
     tera
-});
+}
+
+static TERA: LazyLock<Tera> = LazyLock::new(engine);
 
 /// Renders a page. A template error is a bug; it becomes a 500 with the cause logged.
 pub fn render(
@@ -120,8 +144,21 @@ mod tests {
 
     #[test]
     fn every_template_parses() {
-        let mut tera = Tera::new();
-        tera.add_raw_templates(TEMPLATES.iter().copied()).unwrap();
+        engine();
+    }
+
+    #[test]
+    fn money_groups_digits_exactly() {
+        let tera = engine();
+        let out = tera.render_str(
+            "{{ a | money }} {{ b | money }} {{ c | when }}",
+            &Context::from_serialize(&serde_json::json!({
+                "a": "1234567.50", "b": "-0.10", "c": "2026-12-04T17:20:08.549303Z"
+            }))
+            .unwrap(),
+            true,
+        );
+        assert_eq!(out.unwrap(), "1,234,567.50 -0.10 2026-12-04 17:20 UTC");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Black-box tests against real servers: PostgreSQL + Redis with several instances, and the embedded pair.
 mod helpers;
 
+mod browser;
 mod cli;
 mod ledger;
 mod login;
 mod races;
 mod redis_outage;
 mod round_trips;
+mod school;
 mod session_store;
 mod sessions;
