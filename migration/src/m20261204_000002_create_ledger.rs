@@ -1,6 +1,6 @@
 //! Students and the ledger: charges, payments, receipts, daily totals, and the audit log.
 //!
-//! Money is exact everywhere (M1): `NUMERIC(14,2)` on PostgreSQL, integer
+//! Money is exact everywhere (M1): `NUMERIC(20,2)` on PostgreSQL, integer
 //! minor units (cents) on SQLite, whose own NUMERIC would store floats.
 use sea_orm_migration::{prelude::*, schema::*, sea_orm::DbBackend};
 
@@ -14,7 +14,7 @@ fn money(manager: &SchemaManager, column: impl IntoIden) -> ColumnDef {
     let mut def = ColumnDef::new(column);
     match manager.get_database_backend() {
         DbBackend::Sqlite => def.big_integer(),
-        _ => def.decimal_len(14, 2),
+        _ => def.decimal_len(20, 2),
     };
     def.not_null().default(0).to_owned()
 }

@@ -48,7 +48,7 @@ impl ValueType for DbMoney {
     }
 
     fn column_type() -> ColumnType {
-        ColumnType::Decimal(Some((14, 2)))
+        ColumnType::Decimal(Some((20, 2)))
     }
 }
 

@@ -421,6 +421,19 @@ impl Browser {
         Browser { client, jar }
     }
 
+    /// A client with this browser's cookies that never reuses a connection:
+    /// for requests the server may answer before reading them whole (413),
+    /// after which it closes the connection.
+    pub fn unpooled(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(self.jar.clone())
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
+    }
+
     /// The `bursar_session=…` pair this browser would send.
     pub fn session_cookie(&self, app: &TestApp) -> Option<String> {
         use reqwest::cookie::CookieStore;

@@ -1029,3 +1029,116 @@ async fn nothing_a_client_sends_yields_a_server_error(backend: Backend) {
     let student = api.student(&app, id).await;
     assert!(student["balance"].is_string());
 }
+
+both_backends!(recently_viewed_students_merge_across_tabs_and_instances);
+async fn recently_viewed_students_merge_across_tabs_and_instances(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let apps = env.spawn_many(2).await;
+    let bursar = env.create_user(Role::Bursar).await;
+    let api = Api::sign_in(&apps[0], &bursar).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            api.create_student(&apps[0], &format!("RV-{i}"), &format!("Viewed{i}"))
+                .await,
+        );
+    }
+    let browser = Browser::new();
+    browser.sign_in(&apps[0], &bursar).await;
+    // Four tabs open four students at once, on both instances.
+    let paths: Vec<String> = ids.iter().map(|id| format!("/students/{id}/")).collect();
+    let views = paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| browser.get(&apps[i % apps.len()], path));
+    for response in join_all(views).await {
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let dashboard = browser
+        .get(apps.last().unwrap(), "/dashboard/")
+        .await
+        .text()
+        .await
+        .unwrap();
+    for i in 0..4 {
+        assert!(
+            dashboard.contains(&format!("Viewed{i} Test")),
+            "Viewed{i} lost from recently viewed"
+        );
+    }
+    // At most five are kept, newest first.
+    for i in 4..7 {
+        let id = api
+            .create_student(&apps[0], &format!("RV-{i}"), &format!("Viewed{i}"))
+            .await;
+        browser.get(&apps[0], &format!("/students/{id}/")).await;
+    }
+    let dashboard = browser
+        .get(&apps[0], "/dashboard/")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let shown: Vec<usize> = (0..7)
+        .filter(|i| dashboard.contains(&format!("Viewed{i} Test")))
+        .collect();
+    assert_eq!(shown.len(), 5, "{shown:?}");
+    assert!(dashboard.find("Viewed6 Test") < dashboard.find("Viewed5 Test"));
+}
+
+both_backends!(bodies_over_the_limits_get_413);
+async fn bodies_over_the_limits_get_413(backend: Backend) {
+    let env = TestEnv::new(backend).await;
+    let app = env.spawn().await;
+    let bursar = env.create_user(Role::Bursar).await;
+    let api = Api::sign_in(&app, &bursar).await;
+    let id = api.create_student(&app, "BIG-1", "Big").await;
+    let big_json = json!({"amount": "1", "description": "x".repeat(2 * 1024 * 1024)});
+    let response = api
+        .browser
+        .unpooled()
+        .post(app.url(&format!("/api/v1/students/{id}/charges")))
+        .header("x-csrf-token", &api.csrf)
+        .json(&big_json)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
+
+    // An import may be up to 10 MiB: 3 MiB of rows is read (and here refused
+    // for its content, not its size); 11 MiB is too large.
+    let browser = api.browser.clone();
+    let mut rows = String::from("admission_no,first_name,last_name,class_name\n");
+    while rows.len() < 3 * 1024 * 1024 {
+        rows.push_str("BAD ROW,with,a space,in the number\n");
+    }
+    let token = browser.csrf_from(&app, "/students/import").await;
+    let upload = |csv: String, token: String| {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", token)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("s.csv"),
+            );
+        browser
+            .unpooled()
+            .post(app.url("/students/import"))
+            .multipart(form)
+            .send()
+    };
+    let response = upload(rows.clone(), token.clone()).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "3 MiB is within the import limit"
+    );
+    while rows.len() < 11 * 1024 * 1024 {
+        rows.push_str("BAD ROW,with,a space,in the number\n");
+    }
+    let response = upload(rows, token).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
