@@ -23,6 +23,10 @@ fn options(url: &str, max_connections: u32) -> ConnectOptions {
         .sqlx_logging(true)
         .sqlx_logging_level(log::LevelFilter::Trace)
         .sqlx_slow_statements_logging_settings(log::LevelFilter::Warn, Duration::from_millis(500))
+        // Searches bind their `LIKE 'abc%'` patterns as parameters; a cached
+        // generic plan cannot see the prefix and scans the whole table, so
+        // every execution is planned with its own values.
+        .map_sqlx_postgres_opts(|o| o.options([("plan_cache_mode", "force_custom_plan")]))
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10))

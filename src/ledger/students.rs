@@ -5,7 +5,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult,
     Order, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
-    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+    sea_query::{Alias, Asterisk, Expr, ExprTrait, Func, LikeExpr, Query},
 };
 use serde::Serialize;
 use serde_json::json;
@@ -231,7 +231,8 @@ fn search(q: &str) -> Condition {
     all
 }
 
-fn filtered(query: &StudentQuery) -> sea_orm::Select<Students> {
+/// The students the filter selects, in no particular order.
+fn matching(query: &StudentQuery) -> sea_orm::Select<Students> {
     let mut select = Students::find().filter(search(&query.q));
     if let Some(class_name) = &query.class_name {
         select = select.filter(Column::ClassName.eq(class_name.as_str()));
@@ -239,22 +240,27 @@ fn filtered(query: &StudentQuery) -> sea_orm::Select<Students> {
     if let Some(status) = query.status {
         select = select.filter(Column::Status.eq(status.as_str()));
     }
+    select
+}
+
+/// The sort, as columns; `id` last, so that pages never overlap.
+fn sort_keys(query: &StudentQuery) -> (Vec<Column>, Order) {
     let order = if query.descending {
         Order::Desc
     } else {
         Order::Asc
     };
-    match query.sort {
-        StudentSort::Name => select
-            .order_by(Column::LastName, order.clone())
-            .order_by(Column::FirstName, order.clone())
-            .order_by(Column::Id, order),
-        StudentSort::AdmissionNo => select.order_by(Column::AdmissionNo, order),
-        StudentSort::Balance => select
-            .order_by(Column::Balance, order.clone())
-            .order_by(Column::Id, order),
-    }
+    let columns = match query.sort {
+        StudentSort::Name => vec![Column::LastName, Column::FirstName, Column::Id],
+        StudentSort::AdmissionNo => vec![Column::AdmissionNo],
+        StudentSort::Balance => vec![Column::Balance, Column::Id],
+    };
+    (columns, order)
 }
+
+/// Up to this many matches, a search sorts its matches rather than walking
+/// the sort order's index (see `list`).
+const SORT_MATCHES_BELOW: u64 = 20_000;
 
 /// One page of students with their balances (two queries, whatever the page
 /// size: the balance is a column kept by the ledger, M8), and how many match.
@@ -262,11 +268,36 @@ pub async fn list(
     db: &DatabaseConnection,
     query: &StudentQuery,
 ) -> Result<(Vec<Student>, u64), sea_orm::DbErr> {
-    let select = filtered(query);
-    let total = select.clone().count(db).await?;
-    let rows = select
-        .offset(query.page.saturating_sub(1) * query.per_page)
-        .limit(query.per_page)
+    let total = matching(query).count(db).await?;
+    let offset = query.page.saturating_sub(1) * query.per_page;
+    let (columns, order) = sort_keys(query);
+    if query.q.trim().is_empty() || total > SORT_MATCHES_BELOW {
+        let mut select = matching(query);
+        for column in columns {
+            select = select.order_by(column, order.clone());
+        }
+        return Ok((
+            select.offset(offset).limit(query.per_page).all(db).await?,
+            total,
+        ));
+    }
+    // A narrow search matches few students, often all with one surname
+    // that sorts mid-alphabet. Walking the name index until 50 of them turn
+    // up would read half the table; so the matches are found first (through
+    // the prefix indexes) and only they are sorted. (A broad search matches
+    // densely enough that walking the index finds a page at once.) A LIMIT on the inner query
+    // keeps PostgreSQL from merging the two steps back together (SQLite
+    // needs a LIMIT before any OFFSET; i64::MAX suits both).
+    let mut found = matching(query).into_query();
+    found.limit(i64::MAX as u64).offset(0);
+    let alias = Alias::new("found");
+    let mut page = Query::select();
+    page.column(Asterisk).from_subquery(found, alias.clone());
+    for column in columns {
+        page.order_by((alias.clone(), column), order.clone());
+    }
+    page.limit(query.per_page).offset(offset);
+    let rows = Student::find_by_statement(db.get_database_backend().build(&page))
         .all(db)
         .await?;
     Ok((rows, total))
@@ -298,21 +329,26 @@ pub async fn list_all_batched(
 
 #[derive(FromQueryResult)]
 struct ClassName {
-    class_name: String,
+    name: String,
 }
 
-/// The classes in use, for the filter's choices.
+/// The classes in use, for the filter's choices: one index probe per class
+/// (a skip scan), not a pass over every student.
+const CLASS_NAMES: &str = "
+WITH RECURSIVE classes(name) AS (
+  SELECT MIN(class_name) FROM students
+  UNION ALL
+  SELECT (SELECT MIN(class_name) FROM students WHERE class_name > classes.name) FROM classes WHERE classes.name IS NOT NULL
+)
+SELECT name FROM classes WHERE name IS NOT NULL";
+
 pub async fn class_names(db: &DatabaseConnection) -> Result<Vec<String>, sea_orm::DbErr> {
-    Ok(Students::find()
-        .select_only()
-        .column(Column::ClassName)
-        .distinct()
-        .order_by_asc(Column::ClassName)
-        .into_model::<ClassName>()
+    let statement = sea_orm::Statement::from_string(db.get_database_backend(), CLASS_NAMES);
+    Ok(ClassName::find_by_statement(statement)
         .all(db)
         .await?
         .into_iter()
-        .map(|c| c.class_name)
+        .map(|c| c.name)
         .collect())
 }
 

@@ -251,3 +251,57 @@ async fn create_user_reads_the_password_from_standard_input() {
     assert_eq!(location(&response), "/dashboard/");
     assert!(!embedded.logs().contains("a long enough secret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_then_check_ledger_and_notice_tampering() {
+    let embedded = Embedded::new();
+    let seeded = embedded
+        .command()
+        .args([
+            "seed",
+            "--students",
+            "40",
+            "--payments-per-student",
+            "3",
+            "--seed",
+            "7",
+        ])
+        .output()
+        .unwrap();
+    assert!(seeded.status.success(), "{seeded:?}");
+    let said = String::from_utf8_lossy(&seeded.stdout);
+    assert!(
+        said.contains("Seeded 40 students, 120 charges and 120 payments"),
+        "{said}"
+    );
+
+    let again = embedded
+        .command()
+        .args(["seed", "--students", "1"])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "seeding twice is refused");
+
+    let clean = embedded.command().arg("check-ledger").output().unwrap();
+    let report = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{report}");
+    assert!(
+        report.contains("students:      40") && report.contains("ledger OK"),
+        "{report}"
+    );
+
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        embedded.dir.path().join("bursar.db").display()
+    );
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    db.execute_unprepared("UPDATE payments SET amount = amount + 1 WHERE id = 7")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let drifted = embedded.command().arg("check-ledger").output().unwrap();
+    let report = String::from_utf8_lossy(&drifted.stdout);
+    assert_eq!(drifted.status.code(), Some(1), "{report}");
+    assert!(report.contains("LEDGER MISMATCH"), "{report}");
+}
