@@ -85,14 +85,21 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// The element's text; a page still loading (element missing or replaced
+/// under us) is waited out.
 async fn text(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match found {
+            Ok(text) => return text,
+            Err(e) if Instant::now() >= deadline => panic!("{css}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Waits for the browser to land on a page whose path satisfies `check`.
