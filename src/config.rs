@@ -150,6 +150,13 @@ impl Settings {
             bail!("BURSAR_REDIS_PREFIX must not contain braces or spaces");
         }
 
+        let instance_id = get("BURSAR_INSTANCE_ID").unwrap_or_else(default_instance_id);
+        // `{instance}` in the log directory gives each instance its own
+        // folder when replicas share one volume.
+        let log_dir = get("BURSAR_LOG_DIR")
+            .unwrap_or_else(|| "./logs".into())
+            .replace("{instance}", &instance_id);
+
         Ok(Self {
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             db_pool_size: parse_num("BURSAR_DB_POOL", 10)?.clamp(1, 1000) as u32,
@@ -157,11 +164,9 @@ impl Settings {
             redis_pool_size: parse_num("BURSAR_REDIS_POOL", 4)?.clamp(1, 64) as usize,
             redis_prefix,
             bind: get("BURSAR_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
-            instance_id: get("BURSAR_INSTANCE_ID").unwrap_or_else(default_instance_id),
+            instance_id,
             log: LogSettings {
-                dir: get("BURSAR_LOG_DIR")
-                    .unwrap_or_else(|| "./logs".into())
-                    .into(),
+                dir: log_dir.into(),
                 rotation: get("BURSAR_LOG_ROTATION")
                     .as_deref()
                     .unwrap_or("daily")
@@ -282,6 +287,16 @@ mod tests {
         assert!(s.cookie_secure);
         assert_eq!(s.currency, "KES");
         assert_eq!(s.session_store, SessionStoreKind::Stock);
+    }
+
+    #[test]
+    fn each_instance_can_have_its_own_log_folder() {
+        let s = settings(&[
+            ("BURSAR_LOG_DIR", "/var/log/bursar/{instance}"),
+            ("BURSAR_INSTANCE_ID", "app-7"),
+        ])
+        .unwrap();
+        assert_eq!(s.log.dir, std::path::PathBuf::from("/var/log/bursar/app-7"));
     }
 
     #[test]

@@ -49,6 +49,12 @@ pub enum AppError {
     TooManyRequests,
     #[error("temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The database did not answer (down, or every connection busy).
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
+    /// The database answered with an error nobody expected.
+    #[error("database error: {0}")]
+    Database(sea_orm::DbErr),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -63,6 +69,8 @@ pub struct ErrorInfo {
     pub fields: BTreeMap<String, String>,
     /// For `SignInRequired`: where to come back to after signing in.
     pub next: Option<String>,
+    /// The database failed (counted on `/metrics`).
+    pub database_failed: bool,
 }
 
 impl AppError {
@@ -84,7 +92,10 @@ impl AppError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             AppError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
-            AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::Unavailable(_) | AppError::DatabaseUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            AppError::Database(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let message = match self {
@@ -112,6 +123,10 @@ impl AppError {
                 AppError::SignInRequired { next } => next.clone(),
                 _ => None,
             },
+            database_failed: matches!(
+                self,
+                AppError::Database(_) | AppError::DatabaseUnavailable(_)
+            ),
         }
     }
 }
@@ -139,8 +154,10 @@ impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
         use sea_orm::DbErr;
         match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => AppError::Unavailable(err.to_string()),
-            other => AppError::Internal(anyhow::Error::new(other).context("database query failed")),
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                AppError::DatabaseUnavailable(err.to_string())
+            }
+            other => AppError::Database(other),
         }
     }
 }
@@ -149,7 +166,10 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         match &self {
             AppError::Internal(err) => tracing::error!(error = ?err, "request failed"),
-            AppError::Unavailable(why) => tracing::warn!(why = %why, "dependency unavailable"),
+            AppError::Unavailable(why) | AppError::DatabaseUnavailable(why) => {
+                tracing::warn!(why = %why, "dependency unavailable")
+            }
+            AppError::Database(err) => tracing::error!(error = %err, "database query failed"),
             _ => {}
         }
         let info = self.info();
@@ -261,6 +281,7 @@ fn generic_info(status: StatusCode) -> ErrorInfo {
         message: message.to_string(),
         fields: BTreeMap::new(),
         next: None,
+        database_failed: false,
     }
 }
 

@@ -9,11 +9,12 @@ use axum::{
 };
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+use sea_orm::{DatabaseConnection, DbBackend};
 
-use crate::session::metrics::SessionMetrics;
+use crate::{error::ErrorInfo, session::metrics::SessionMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -32,7 +33,12 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub sessions: Arc<SessionMetrics>,
+    /// Requests that failed because the database did.
     pub db_errors: Counter,
+    /// Failed or timed-out Redis calls, from sessions and login throttling.
+    pub redis_errors: Counter,
+    pub db_pool_connections: Gauge,
+    pub db_pool_idle: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -61,16 +67,39 @@ impl Metrics {
         let db_errors = Counter::default();
         registry.register(
             "bursar_db_errors",
-            "Database calls that failed",
+            "Requests that failed because the database did",
             db_errors.clone(),
         );
         let sessions = Arc::new(SessionMetrics::register(&mut registry));
+        // Session store failures are Redis failures when sessions live in
+        // Redis (in-process stores do not fail); login throttling adds its own.
+        let redis_errors = sessions.store_errors.clone();
+        registry.register(
+            "bursar_redis_errors",
+            "Redis calls that failed or timed out",
+            redis_errors.clone(),
+        );
+        let db_pool_connections = Gauge::default();
+        registry.register(
+            "bursar_db_pool_connections",
+            "Open connections in this instance's database pool",
+            db_pool_connections.clone(),
+        );
+        let db_pool_idle = Gauge::default();
+        registry.register(
+            "bursar_db_pool_idle",
+            "Idle connections in this instance's database pool",
+            db_pool_idle.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             sessions,
             db_errors,
+            redis_errors,
+            db_pool_connections,
+            db_pool_idle,
         }
     }
 
@@ -99,6 +128,13 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         .unwrap_or_else(|| "unmatched".into());
     tracing::Span::current().record("route", route.as_str());
     let response = next.run(request).await;
+    if response
+        .extensions()
+        .get::<Arc<ErrorInfo>>()
+        .is_some_and(|e| e.database_failed)
+    {
+        metrics.db_errors.inc();
+    }
     metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -114,7 +150,23 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
     response
 }
 
-pub async fn serve(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+/// The Prometheus text; the pool gauges are read as it is asked for.
+pub async fn serve(
+    State(metrics): State<Arc<Metrics>>,
+    State(db): State<DatabaseConnection>,
+) -> impl IntoResponse {
+    let (size, idle) = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    };
+    metrics.db_pool_connections.set(i64::from(size));
+    metrics.db_pool_idle.set(idle as i64);
     (
         [(
             header::CONTENT_TYPE,

@@ -104,7 +104,11 @@ impl Application {
             (SessionStoreKind::Stock, None) => bail!("BURSAR_SESSION_STORE=stock needs REDIS_URL"),
         };
         let throttle = Arc::new(match &redis {
-            Some(pool) => LoginThrottle::redis(pool.clone(), &settings.redis_prefix),
+            Some(pool) => LoginThrottle::redis(
+                pool.clone(),
+                &settings.redis_prefix,
+                metrics.redis_errors.clone(),
+            ),
             None => LoginThrottle::memory(),
         });
         password::warm_up().await;

@@ -7,6 +7,7 @@ use std::{
 
 use fred::prelude::{KeysInterface, LuaInterface, Pool};
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
 
 use crate::session::StoreError;
 
@@ -23,16 +24,22 @@ return n
 
 pub enum LoginThrottle {
     /// Shared by every instance.
-    Redis { pool: Pool, prefix: String },
+    Redis {
+        pool: Pool,
+        prefix: String,
+        /// Failed calls, for `bursar_redis_errors`.
+        errors: Counter,
+    },
     /// One instance only (embedded mode).
     Memory(Mutex<HashMap<String, (u64, Instant)>>),
 }
 
 impl LoginThrottle {
-    pub fn redis(pool: Pool, prefix: &str) -> Self {
+    pub fn redis(pool: Pool, prefix: &str, errors: Counter) -> Self {
         LoginThrottle::Redis {
             pool,
             prefix: prefix.to_string(),
+            errors,
         }
     }
 
@@ -47,16 +54,28 @@ impl LoginThrottle {
         ]
     }
 
+    fn failed(errors: &Counter) -> impl Fn(fred::error::Error) -> StoreError + '_ {
+        move |err| {
+            errors.inc();
+            StoreError::from(err)
+        }
+    }
+
     /// `false` when this username or address has failed too often lately.
     pub async fn allows(&self, username: &str, addr: IpAddr) -> Result<bool, StoreError> {
         let counts: [u64; 2] = match self {
-            LoginThrottle::Redis { pool, prefix } => {
+            LoginThrottle::Redis {
+                pool,
+                prefix,
+                errors,
+            } => {
                 let [user_key, addr_key] = Self::keys(prefix, username, addr);
                 let client = pool.next();
                 let pipeline = client.pipeline();
-                let _: () = pipeline.get(user_key).await?;
-                let _: () = pipeline.get(addr_key).await?;
-                let (user, addr): (Option<u64>, Option<u64>) = pipeline.all().await?;
+                let _: () = pipeline.get(user_key).await.map_err(Self::failed(errors))?;
+                let _: () = pipeline.get(addr_key).await.map_err(Self::failed(errors))?;
+                let (user, addr): (Option<u64>, Option<u64>) =
+                    pipeline.all().await.map_err(Self::failed(errors))?;
                 [user.unwrap_or(0), addr.unwrap_or(0)]
             }
             LoginThrottle::Memory(counters) => {
@@ -71,12 +90,19 @@ impl LoginThrottle {
 
     pub async fn record_failure(&self, username: &str, addr: IpAddr) -> Result<(), StoreError> {
         match self {
-            LoginThrottle::Redis { pool, prefix } => {
+            LoginThrottle::Redis {
+                pool,
+                prefix,
+                errors,
+            } => {
                 // Failures are rare; one small script per counter keeps
                 // each increment and its expiry atomic.
                 let window = WINDOW.as_millis().to_string();
                 for key in Self::keys(prefix, username, addr) {
-                    let _: u64 = pool.eval(RECORD_LUA, key, window.clone()).await?;
+                    let _: u64 = pool
+                        .eval(RECORD_LUA, key, window.clone())
+                        .await
+                        .map_err(Self::failed(errors))?;
                 }
             }
             LoginThrottle::Memory(counters) => {

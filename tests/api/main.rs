@@ -3,6 +3,7 @@ mod helpers;
 
 mod browser;
 mod cli;
+mod deployment;
 mod ledger;
 mod login;
 mod races;
