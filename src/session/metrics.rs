@@ -55,6 +55,12 @@ impl SessionMetrics {
             "Requests whose session was deleted, cycled or expired while they ran",
             metrics.interruptions.clone(),
         );
+        // Every reason shows from the start, at zero, so alerts can rely on it.
+        for why in [Gone::Deleted, Gone::Cycled, Gone::Expired] {
+            metrics.interruptions.get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            });
+        }
         metrics
     }
 

@@ -6,6 +6,7 @@ mod cli;
 mod deployment;
 mod ledger;
 mod login;
+mod operations;
 mod races;
 mod redis_outage;
 mod round_trips;

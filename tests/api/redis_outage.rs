@@ -125,6 +125,10 @@ async fn s7_redis_down_means_503_quickly_and_service_resumes_without_restart() {
         .await
         .unwrap();
     assert_eq!(live.status(), StatusCode::OK);
+    assert!(
+        app.metric("bursar_redis_errors_total").await >= 1.0,
+        "Redis failures are counted"
+    );
     let ready = plain_client()
         .get(app.url("/health/ready"))
         .send()
