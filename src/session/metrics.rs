@@ -57,9 +57,9 @@ impl SessionMetrics {
         );
         // Every reason shows from the start, at zero, so alerts can rely on it.
         for why in [Gone::Deleted, Gone::Cycled, Gone::Expired] {
-            metrics.interruptions.get_or_create(&ReasonLabel {
+            drop(metrics.interruptions.get_or_create(&ReasonLabel {
                 reason: why.as_str(),
-            });
+            }));
         }
         metrics
     }
