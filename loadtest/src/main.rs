@@ -56,8 +56,14 @@ fn run() -> &'static Run {
     RUN.get().expect("set up before the attack")
 }
 
-/// Payments the service accepted, per student, and their keys.
-static ACCEPTED: Mutex<Option<(HashMap<i64, Decimal>, HashSet<String>)>> = Mutex::new(None);
+/// Payments the service accepted: the sum per student, and their keys.
+#[derive(Default)]
+struct Accepted {
+    sums: HashMap<i64, Decimal>,
+    keys: HashSet<String>,
+}
+
+static ACCEPTED: Mutex<Option<Accepted>> = Mutex::new(None);
 
 #[derive(Default)]
 struct Tally {
@@ -195,9 +201,9 @@ async fn record_payment(user: &mut GooseUser) -> TransactionResult {
     }
     if !receipts.is_empty() {
         let mut accepted = ACCEPTED.lock().expect("not poisoned");
-        let (sums, keys) = accepted.get_or_insert_with(Default::default);
-        *sums.entry(student).or_default() += Decimal::from_str(&amount).expect("decimal");
-        keys.insert(key);
+        let accepted = accepted.get_or_insert_with(Default::default);
+        *accepted.sums.entry(student).or_default() += Decimal::from_str(&amount).expect("decimal");
+        accepted.keys.insert(key);
     }
     Ok(())
 }
@@ -437,7 +443,7 @@ async fn attack() -> anyhow::Result<bool> {
         failures.push(format!("check-ledger:\n{report}"));
     }
 
-    let (sums, keys) = ACCEPTED
+    let Accepted { sums, keys } = ACCEPTED
         .lock()
         .expect("not poisoned")
         .take()
