@@ -1,9 +1,12 @@
 //! `/dashboard/`: the school's figures at a glance.
 use axum::{Router, extract::State, response::Html, routing::get};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use super::{page::Page, students::RecentStudents};
+use super::{
+    page::Page,
+    students::{RecentStudent, RecentStudents},
+};
 use crate::{
     domain::Money,
     error::AppError,
@@ -53,25 +56,27 @@ fn bars(months: &[MonthTotal]) -> Vec<Bar> {
         .collect()
 }
 
-async fn show(State(state): State<AppState>, page: Page) -> Result<Html<String>, AppError> {
+/// The dashboard's own content: the figures and the chart.
+pub async fn content(state: &AppState, recent: Vec<RecentStudent>) -> Result<Value, AppError> {
     let figures = dashboard::load(&state.db, 12).await?;
+    let chart = bars(&figures.monthly);
+    Ok(json!({
+        "title": "Dashboard",
+        "nav": "dashboard",
+        "figures": figures,
+        "chart_width": chart.len() as u32 * BAR_PITCH + 16,
+        "chart_height": CHART_HEIGHT + 40,
+        "chart": chart,
+        "recent_students": recent,
+    }))
+}
+
+async fn show(State(state): State<AppState>, page: Page) -> Result<Html<String>, AppError> {
     let recent = page
         .session
         .get::<RecentStudents>()
         .await?
         .unwrap_or_default();
-    let chart = bars(&figures.monthly);
-    page.render(
-        "dashboard.html",
-        json!({
-            "title": "Dashboard",
-            "nav": "dashboard",
-            "figures": figures,
-            "chart": chart,
-            "chart_width": chart.len() as u32 * BAR_PITCH + 16,
-            "chart_height": CHART_HEIGHT + 40,
-            "recent_students": recent,
-        }),
-    )
-    .await
+    page.render("dashboard.html", content(&state, recent).await?)
+        .await
 }

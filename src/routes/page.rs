@@ -73,19 +73,7 @@ impl Page {
         if flash.is_some() {
             self.session.remove::<Flash>().await?;
         }
-        let mut context =
-            serde_json::to_value(content).map_err(|e| AppError::Internal(e.into()))?;
-        if !context.is_object() {
-            context = json!({});
-        }
-        if let Value::Object(map) = &mut context {
-            map.insert("user".into(), json!(self.user));
-            map.insert("can_write".into(), json!(self.user.role.can_write()));
-            map.insert("is_admin".into(), json!(self.user.role.can_manage_users()));
-            map.insert("csrf_token".into(), json!(csrf_token));
-            map.insert("flash".into(), json!(flash));
-            map.insert("currency".into(), json!(self.currency));
-        }
+        let context = layout(content, &self.user, &csrf_token, flash, &self.currency)?;
         templates::render(template, &context)
     }
 
@@ -99,6 +87,29 @@ impl Page {
         *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
         Ok(response)
     }
+}
+
+/// A page's own content with what the site layout reads around it.
+pub fn layout(
+    content: impl Serialize,
+    user: &CurrentUser,
+    csrf_token: &str,
+    flash: Option<String>,
+    currency: &str,
+) -> Result<Value, AppError> {
+    let mut context = serde_json::to_value(content).map_err(|e| AppError::Internal(e.into()))?;
+    if !context.is_object() {
+        context = json!({});
+    }
+    if let Value::Object(map) = &mut context {
+        map.insert("user".into(), json!(user));
+        map.insert("can_write".into(), json!(user.role.can_write()));
+        map.insert("is_admin".into(), json!(user.role.can_manage_users()));
+        map.insert("csrf_token".into(), json!(csrf_token));
+        map.insert("flash".into(), json!(flash));
+        map.insert("currency".into(), json!(currency));
+    }
+    Ok(context)
 }
 
 /// A numeric id from the path; anything else is a 404, like an id that does not exist.

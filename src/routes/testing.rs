@@ -3,7 +3,8 @@ use std::time::Duration;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query},
+    extract::{Path, Query, State},
+    response::Html,
     routing::{get, post},
 };
 use serde::Deserialize;
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/_test/session/{slot}", post(write))
         .route("/api/v1/_test/session/{slot}", post(write))
         .route("/_test/session-list", post(append))
+        .route("/_test/dashboard", get(dashboard_without_session))
 }
 
 #[derive(Deserialize)]
@@ -81,6 +83,22 @@ async fn append(
         })
         .await?;
     Ok(Json(json!({"list": list})))
+}
+
+/// The dashboard's handler without the session: what the benchmark compares
+/// an authenticated page against, to price the session layer.
+async fn dashboard_without_session(
+    State(state): State<AppState>,
+) -> Result<Html<String>, AppError> {
+    let content = crate::routes::dashboard::content(&state, Vec::new()).await?;
+    let visitor = CurrentUser {
+        id: 0,
+        username: "bench".into(),
+        role: crate::domain::Role::Viewer,
+    };
+    let content =
+        crate::routes::page::layout(content, &visitor, "", None, &state.settings.currency)?;
+    crate::templates::render("dashboard.html", &content)
 }
 
 async fn read(_user: CurrentUser, session: Session) -> Result<Json<Value>, AppError> {

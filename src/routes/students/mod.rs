@@ -22,7 +22,7 @@ use crate::{
     state::AppState,
 };
 
-pub use show::{RecentStudents, VoidForm};
+pub use show::{RecentStudent, RecentStudents, VoidForm};
 
 /// CSV imports may be up to 10 MiB.
 const IMPORT_LIMIT: usize = 10 * 1024 * 1024;
