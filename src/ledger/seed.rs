@@ -405,8 +405,15 @@ pub async fn seed(
         // indexes alone. Vacuuming the million payments would double the
         // seeding time; autovacuum gets to them. One statement each: VACUUM
         // cannot run in the implicit transaction of a multi-statement query.
-        for statement in ["VACUUM ANALYZE students", "ANALYZE charges", "ANALYZE payments", "ANALYZE ledger_daily"] {
-            db.execute_unprepared(statement).await.context("statistics after seeding")?;
+        for statement in [
+            "VACUUM ANALYZE students",
+            "ANALYZE charges",
+            "ANALYZE payments",
+            "ANALYZE ledger_daily",
+        ] {
+            db.execute_unprepared(statement)
+                .await
+                .context("statistics after seeding")?;
         }
     }
     summary.elapsed = started.elapsed();
