@@ -153,12 +153,14 @@ FROM (SELECT substr(receipt_no, 2, 4) AS year,
 LEFT JOIN receipt_counters rc ON CAST(rc.year AS TEXT) = r.year
 ORDER BY r.year";
 
+/// Entries that cannot be right: not positive, half-voided, or belonging to
+/// no student (bulk loads may skip the foreign-key checks).
 const BAD_ROWS: &str = "
-SELECT 'charge ' || CAST(id AS TEXT) AS what FROM charges
- WHERE amount <= 0 OR (voided_at IS NULL) <> (void_reason IS NULL)
+SELECT 'charge ' || CAST(c.id AS TEXT) AS what FROM charges c LEFT JOIN students s ON s.id = c.student_id
+ WHERE c.amount <= 0 OR (c.voided_at IS NULL) <> (c.void_reason IS NULL) OR s.id IS NULL
 UNION ALL
-SELECT 'payment ' || CAST(id AS TEXT) AS what FROM payments
- WHERE amount <= 0 OR (voided_at IS NULL) <> (void_reason IS NULL)";
+SELECT 'payment ' || CAST(p.id AS TEXT) AS what FROM payments p LEFT JOIN students s ON s.id = p.student_id
+ WHERE p.amount <= 0 OR (p.voided_at IS NULL) <> (p.void_reason IS NULL) OR s.id IS NULL";
 
 #[derive(FromQueryResult)]
 struct BadRow {
@@ -231,7 +233,7 @@ pub async fn check(db: &DatabaseConnection) -> Result<LedgerReport, sea_orm::DbE
     }
     for bad in all::<BadRow>(db, BAD_ROWS).await? {
         report.mismatches.push(format!(
-            "{}: amount not positive, or void fields inconsistent",
+            "{}: amount not positive, void fields inconsistent, or no such student",
             bad.what
         ));
     }
