@@ -7,17 +7,9 @@ use std::{
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Browser, Credentials, TestApp, location};
+use crate::helpers::{Browser, Credentials, TestApp, free_port, location};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bursar");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Embedded {
     dir: tempfile::TempDir,

@@ -13,17 +13,11 @@ use reqwest::StatusCode;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::{Value, json};
 
-use crate::helpers::{Api, Backend, Browser, Credentials, TestApp, TestEnv, plain_client};
+use crate::helpers::{
+    Api, Backend, Browser, Credentials, TestApp, TestEnv, free_port, plain_client,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bursar");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `bursar serve` process on the test's database and Redis prefix.
 struct Process {

@@ -49,11 +49,7 @@ impl OwnRedis {
     }
 
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::free_port();
         Self::start_on(port)
     }
 
