@@ -52,20 +52,25 @@ struct WriteQuery {
 }
 
 /// Loads the session, waits, then sets key `test.a` or `test.b`: two of these
-/// in flight on one session overlap between load and save.
+/// in flight on one session overlap between load and save. Answers with the
+/// keys as this request loaded them.
 async fn write(
     _user: CurrentUser,
     session: Session,
     Path(slot): Path<String>,
     Query(query): Query<WriteQuery>,
 ) -> Result<Json<Value>, AppError> {
+    // What this request loaded, before it writes: tests tell from it whether
+    // two requests really overlapped (neither saw the other's write).
+    let loaded =
+        json!({"a": session.get::<TestKeyA>().await?, "b": session.get::<TestKeyB>().await?});
     tokio::time::sleep(Duration::from_millis(query.delay_ms.min(5_000))).await;
     match slot.as_str() {
         "a" => session.insert::<TestKeyA>(&query.value).await?,
         "b" => session.insert::<TestKeyB>(&query.value).await?,
         _ => return Err(AppError::NotFound),
     }
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(json!({"ok": true, "loaded": loaded})))
 }
 
 /// Appends to `test.list` with update-with-retry, after a delay.
